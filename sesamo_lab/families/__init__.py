@@ -1,0 +1,1 @@
+"""Target families: each module registers a Family and its presets on import."""
