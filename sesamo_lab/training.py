@@ -143,7 +143,7 @@ def train(
     if progress:
         from tqdm.auto import tqdm  # noqa: PLC0415
 
-        bar = tqdm(total=cfg.steps, desc="training", unit="step", leave=True)
+        bar = tqdm(total=cfg.steps, desc="training", unit="step", leave=True, mininterval=1.0)
     model.train()
     try:
         for i in range(cfg.steps):

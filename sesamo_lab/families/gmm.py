@@ -87,7 +87,7 @@ class GaussianMixtureFamily(Family):
         extent = target.radius + 4 * target.sigma
         fig = density_comparison_figure(
             x,
-            lambda p: -target.action(p.to(target.centres)) - target.log_z,
+            lambda p: -target.action(p.to(target.centres.device)) - target.log_z,
             extent,
             rays,
             title_model=f"{type(model).__name__} samples",

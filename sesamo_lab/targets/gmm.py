@@ -36,10 +36,12 @@ class GaussianMixture(Target):
         angles = 2 * math.pi * torch.arange(self.modes, dtype=torch.float64) / self.modes
         centres = self.radius * torch.stack([angles.cos(), angles.sin()], dim=-1)
         self.register_buffer("centres", centres)
+        # Exact references stay in float64 outside the buffers, so .to(float32) cannot
+        # degrade log Z, the component weights or the sector masses.
         h, s2 = self.breaking, self.sigma**2
-        log_mass = math.log(2 * math.pi * s2) - h * centres.sum(-1) + s2 * h * h  # (N,), float64
-        self.register_buffer("component_log_mass", log_mass)
-        self.register_buffer("component_means", centres - s2 * h)
+        self._log_mass = math.log(2 * math.pi * s2) - h * centres.sum(-1) + s2 * h * h
+        self._means = centres - s2 * h
+        self._log_z = float(torch.logsumexp(self._log_mass, 0))
 
     # --- the density ---------------------------------------------------------------------
     def action(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,21 +51,25 @@ class GaussianMixture(Target):
 
     @property
     def log_z(self) -> float:
-        return float(torch.logsumexp(self.component_log_mass, 0))
+        return self._log_z
 
     def component_weights(self) -> torch.Tensor:
-        return torch.softmax(self.component_log_mass, 0)
+        """m_k / Z in float64."""
+        return torch.softmax(self._log_mass, 0)
+
+    def component_means(self) -> torch.Tensor:
+        """Centres of the tilted components, c_k - sigma^2 h (1, 1), in float64."""
+        return self._means
 
     @property
     def can_sample(self) -> bool:
         return True
 
     def sample(self, n: int) -> torch.Tensor:
-        dtype = self.centres.dtype if self.centres.dtype.is_floating_point else torch.float64
-        k = torch.multinomial(self.component_weights().float(), n, replacement=True)
-        means = self.component_means[k]
-        noise = torch.randn(n, 2, dtype=dtype, device=self.centres.device)
-        return means + self.sigma * noise
+        """Exact samples in float64 (on the target's device); cast as needed."""
+        k = torch.multinomial(self.component_weights(), n, replacement=True)
+        x = self._means[k] + self.sigma * torch.randn(n, 2, dtype=torch.float64)
+        return x.to(self.centres.device)
 
     # --- symmetry and its sectors ------------------------------------------------------------
     def symmetry(self) -> PlaneRotations:
@@ -75,7 +81,7 @@ class GaussianMixture(Target):
             return None
         n = symmetry.order
         w = self.component_weights().cpu().numpy()
-        means = self.component_means.cpu().numpy()
+        means = self._means.numpy()
         masses = np.zeros(n)
         for j in range(n):
             centre = 2 * math.pi * j / n
