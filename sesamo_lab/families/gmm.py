@@ -112,7 +112,7 @@ _MIXTURE = {
     "hidden": 32,
     "depth": 2,
     "penalty_strength": 1000.0,
-    "penalty_sharpness": 1.0,
+    "penalty_sharpness": 100.0,
 }
 
 register_family(GaussianMixtureFamily())
