@@ -12,7 +12,7 @@ from sesamo_lab.io import load_model
 from sesamo_lab.runner import execute, prepare_run
 
 CLI = [sys.executable, "-m", "sesamo_lab"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def run_cli(*args, cwd=None):
