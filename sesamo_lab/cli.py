@@ -27,7 +27,7 @@ _MODEL_OPTIONS = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse's own contract)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"sesamo-lab: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +84,15 @@ def _extend_parser(sub) -> None:
 # Each entry: a function(subparsers) that adds a subcommand whose handler is set with
 # ``set_defaults(handler=...)``; the handler gets the parsed args and returns an exit code.
 EXTRA_COMMANDS: list = []
+
+
+def _register_compare(sub) -> None:
+    from .compare import add_compare_parser  # noqa: PLC0415
+
+    add_compare_parser(sub)
+
+
+EXTRA_COMMANDS.append(_register_compare)
 
 
 def _cmd_presets(_args) -> int:

@@ -56,3 +56,9 @@ def _build_realnvp(spec: ModelSpec) -> SamplingModel:
 
 register_model_kind("sesamo", _build_sesamo)
 register_model_kind("realnvp", _build_realnvp)
+
+# The baselines register last: they import models and validation only, never this module.
+from .baselines import build_canonical, build_vmonf  # noqa: E402
+
+register_model_kind("canonical", build_canonical)
+register_model_kind("vmonf", build_vmonf)

@@ -80,7 +80,11 @@ FAMILIES: dict[str, Family] = {}
 PRESETS: dict[str, Preset] = {}
 
 # Modules that register families and presets; each issue's family adds itself here.
-FAMILY_MODULES = ["sesamo_lab.families.gmm"]
+FAMILY_MODULES = [
+    "sesamo_lab.families.gmm",
+    "sesamo_lab.families.hubbard",
+    "sesamo_lab.families.phi4",
+]
 _loaded = False
 
 
