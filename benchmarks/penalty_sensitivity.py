@@ -31,14 +31,22 @@ def main() -> None:
     )
     for a, b in grid:
         for seed in range(args.seeds):
-            run = prepare_run(args.preset, "sesamo", seed=seed, eval_samples=20_000,
-                              overrides={"penalty_strength": a, "penalty_sharpness": b})
+            run = prepare_run(
+                args.preset,
+                "sesamo",
+                seed=seed,
+                eval_samples=20_000,
+                overrides={"penalty_strength": a, "penalty_sharpness": b},
+            )
             m = execute(run, None)
             sp = m["sector_probs"]
             dp = max(abs(x - y) for x, y in zip(sp["learned"], sp["target"], strict=True))
             kl = m["kl"] if m["kl"] is not None else float("nan")
-            print(f"{a:>8g}{b:>8g}{seed:>6}{m['ess']:>9.4f}{kl:>10.5f}"
-                  f"{m['outside_domain_fraction']:>10.2e}{dp:>10.4f}", flush=True)
+            print(
+                f"{a:>8g}{b:>8g}{seed:>6}{m['ess']:>9.4f}{kl:>10.5f}"
+                f"{m['outside_domain_fraction']:>10.2e}{dp:>10.4f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

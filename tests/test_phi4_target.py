@@ -152,10 +152,13 @@ def test_symmetry_the_field_lacks_is_refused():
 
 
 def test_complex_family_lists_only_applicable_models():
-    assert get_family("phi4c").model_kinds() == ["sesamo", "realnvp"]
+    assert get_family("phi4c").model_kinds() == ["sesamo", "realnvp", "vmonf"]
     with pytest.raises(ConfigError, match="canonical"):
         prepare_run("complex-phi4-4x4", "canonical")
     # the complex model must not look like a discrete group to the metrics
+    vm = prepare_run("complex-phi4-4x4", "vmonf").model.double()
+    x, log_q = vm.sample_with_log_prob(16)
+    torch.testing.assert_close(vm.log_prob(x), log_q.detach())
     run = prepare_run("complex-phi4-4x4")
     assert not hasattr(run.model, "symmetry")
     assert run.target.symmetry() is None
