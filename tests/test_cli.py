@@ -121,6 +121,7 @@ def test_target_options_reach_the_target(tmp_path):
         (["gmm-z8", "--modulation", "sometimes"], "modulation"),
         (["gmm-z8", "--penalty-strength", "-1"], "penalty strength"),
         (["gmm-z8", "--steps", "many"], "steps"),
+        (["gmm-z8", "--threads", "0"], "threads"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle):
