@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 
 from .model_kinds import MODEL_KINDS
 from .models import SamplingModel
-from .plots import density_grid, draw_rays, sample_density, save_figure
+from .plots import density_grid, density_panel, sample_density, save_figure
 from .presets import get_family, get_preset
 from .runner import Run, check_writable, execute, prepare_run
 from .symmetry import BlockFlips, DiscreteSymmetry, PlaneRotations
@@ -569,22 +569,10 @@ def _density_panels(comp: Comparison, samples: dict[str, torch.Tensor]) -> Figur
     axes = np.atleast_1d(fig.subplots(1, len(panels), sharex=True, sharey=True))
     rays = _boundary_angles(target.symmetry())
     for ax, (title, data) in zip(axes, panels, strict=True):
-        im = ax.imshow(
-            data,
-            origin="lower",
-            extent=(-extent, extent, -extent, extent),
-            vmin=0,
-            vmax=vmax,
-            cmap="magma",
-            interpolation="nearest",
-        )
-        draw_rays(ax, rays, extent)
-        ax.set_xlim(-extent, extent)
-        ax.set_ylim(-extent, extent)
         res = comp.results.get(title)
         ess = res.runs[0]["ess"] if res is not None and res.runs else None
-        ax.set_title(title if ess is None else f"{title} (seed 0: ESS {ess:.3f})")
-        ax.set_aspect("equal")
+        label = title if ess is None else f"{title} (seed 0: ESS {ess:.3f})"
+        im = density_panel(ax, data, extent, vmax, rays, label)
     fig.colorbar(im, ax=list(axes), shrink=0.85, label="density")
     fig.suptitle(f"{comp.preset}: samples of each method (seed 0) and the exact target")
     return fig

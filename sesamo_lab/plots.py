@@ -47,6 +47,27 @@ def draw_rays(ax, angles: Sequence[float], extent: float) -> None:
         )
 
 
+def density_panel(
+    ax, data: np.ndarray, extent: float, vmax: float, boundary_angles: Sequence[float], title: str
+):
+    """One square density image on [-extent, extent]^2 with the sector boundaries drawn."""
+    im = ax.imshow(
+        data,
+        origin="lower",
+        extent=(-extent, extent, -extent, extent),
+        vmin=0,
+        vmax=vmax,
+        cmap="magma",
+        interpolation="nearest",
+    )
+    draw_rays(ax, boundary_angles, extent)
+    ax.set_xlim(-extent, extent)
+    ax.set_ylim(-extent, extent)
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    return im
+
+
 def density_comparison_figure(
     samples: np.ndarray,
     log_density: Callable[[torch.Tensor], torch.Tensor],
@@ -64,21 +85,8 @@ def density_comparison_figure(
     fig = Figure(figsize=(10, 4.6), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     for ax, data, title in ((axes[0], hist, title_model), (axes[1], exact, title_target)):
-        im = ax.imshow(
-            data,
-            origin="lower",
-            extent=(-extent, extent, -extent, extent),
-            vmin=0,
-            vmax=vmax,
-            cmap="magma",
-            interpolation="nearest",
-        )
-        draw_rays(ax, boundary_angles, extent)
-        ax.set_xlim(-extent, extent)
-        ax.set_ylim(-extent, extent)
-        ax.set_title(title)
+        im = density_panel(ax, data, extent, vmax, boundary_angles, title)
         ax.set_xlabel("$x_1$")
-        ax.set_aspect("equal")
     axes[0].set_ylabel("$x_2$")
     fig.colorbar(im, ax=axes, shrink=0.85, label="density")
     if suptitle:
