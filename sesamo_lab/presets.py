@@ -16,7 +16,7 @@ from pathlib import Path
 from .model_kinds import MODEL_KINDS, ModelSpec, build_model
 from .models import SamplingModel
 from .targets.base import Target
-from .validation import ConfigError
+from .validation import ConfigError, positive_int
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,21 @@ class Option:
     type: Callable
     help: str
     metavar: str | None = None
+
+
+# Shared by every family with an external field, so the flag has one meaning and one type.
+BREAKING_OPTION = Option(
+    "--breaking", "breaking", float, "symmetry-breaking field h (finite; 0 = exact symmetry)", "H"
+)
+
+
+def backbone_kwargs(params: dict) -> dict:
+    """Validated width settings of the coupling flow shared by all families."""
+    return {
+        "couplings": positive_int("couplings", params["couplings"]),
+        "hidden": positive_int("hidden", params["hidden"]),
+        "depth": positive_int("depth", params.get("depth", 2)),
+    }
 
 
 class Family:

@@ -9,7 +9,15 @@ from ..flows import realnvp
 from ..model_kinds import ModelSpec
 from ..penalty import BijectivityPenalty
 from ..plots import density_comparison_figure, save_figure, training_curves_figure
-from ..presets import Family, Option, Preset, register_family, register_preset
+from ..presets import (
+    BREAKING_OPTION,
+    Family,
+    Option,
+    Preset,
+    backbone_kwargs,
+    register_family,
+    register_preset,
+)
 from ..symmetry import PlaneRotations
 from ..targets.gmm import GaussianMixture
 from ..validation import ConfigError, choice, positive_int
@@ -23,27 +31,13 @@ def modulation_is_learned(params: dict, breaking: float) -> bool:
     return choice("modulation", mode, ("exact", "learned")) == "learned"
 
 
-def backbone_kwargs(params: dict) -> dict:
-    return {
-        "couplings": positive_int("couplings", params["couplings"]),
-        "hidden": positive_int("hidden", params["hidden"]),
-        "depth": positive_int("depth", params.get("depth", 2)),
-    }
-
-
 class GaussianMixtureFamily(Family):
     name = "gmm"
     options = (
         Option("--modes", "modes", int, "number of mixture components N (>= 1)", "N"),
         Option("--radius", "radius", float, "radius R of the ring of modes (> 0)", "R"),
         Option("--sigma", "sigma", float, "width of each Gaussian (> 0)", "S"),
-        Option(
-            "--breaking",
-            "breaking",
-            float,
-            "symmetry-breaking field h (finite; 0 = exact symmetry)",
-            "H",
-        ),
+        BREAKING_OPTION,
         Option(
             "--group",
             "group",

@@ -28,7 +28,7 @@ from ..model_kinds import ModelSpec
 from ..models import SamplingModel, SESaMo
 from ..penalty import BijectivityPenalty
 from ..plots import density_comparison_figure, save_figure, training_curves_figure
-from ..presets import Family, Option, Preset, register_family, register_preset
+from ..presets import Family, Option, Preset, backbone_kwargs, register_family, register_preset
 from ..targets.hubbard import HubbardTarget
 from ..validation import ConfigError, choice, positive_int
 
@@ -109,11 +109,7 @@ class HubbardFamily(Family):
         )
 
     def model_spec(self, target: HubbardTarget, params: dict) -> ModelSpec:
-        kwargs = {
-            "couplings": positive_int("couplings", params["couplings"]),
-            "hidden": positive_int("hidden", params["hidden"]),
-            "depth": positive_int("depth", params.get("depth", 2)),
-        }
+        kwargs = backbone_kwargs(params)
         return ModelSpec(
             event_shape=target.event_shape,
             flow_factory=lambda: realnvp(target.event_shape, **kwargs),

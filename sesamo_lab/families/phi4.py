@@ -31,7 +31,15 @@ from ..models import SamplingModel
 from ..observables import angle_histogram, configuration_observables, reweighted_estimates
 from ..penalty import BijectivityPenalty
 from ..plots import save_figure, training_curves_figure
-from ..presets import Family, Option, Preset, register_family, register_preset
+from ..presets import (
+    BREAKING_OPTION,
+    Family,
+    Option,
+    Preset,
+    backbone_kwargs,
+    register_family,
+    register_preset,
+)
 from ..targets.phi4 import ComplexPhi4, RealPhi4, make_phi4
 from ..u1 import PiecewiseLinearAngle, U1SliceSESaMo, UniformAngle, pinned_slot
 from ..validation import ConfigError, choice, positive_int
@@ -67,13 +75,7 @@ class Phi4Family(Family):
         Option("--lattice", "lattice", str, "phi^4: lattice size L_t x L_x, e.g. 8x8 or 8", "LxL"),
         Option("--kappa", "kappa", float, "phi^4 hopping parameter kappa (finite)", "K"),
         Option("--lam", "lam", float, "phi^4 quartic coupling lambda (>= 0; > 0 if |kappa| large)"),
-        Option(
-            "--breaking",
-            "breaking",
-            float,
-            "symmetry-breaking field h (finite; 0 = exact symmetry)",
-            "H",
-        ),
+        BREAKING_OPTION,
         Option("--symmetry", "symmetry", str, "phi^4: Z2 (real field) or U1 (complex field)"),
     )
 
@@ -96,16 +98,9 @@ class Phi4Family(Family):
             return [k for k in ("sesamo", "realnvp", "vmonf") if k in registered]
         return super().model_kinds()
 
-    def _flow_kwargs(self, params: dict) -> dict:
-        return {
-            "couplings": positive_int("couplings", params["couplings"]),
-            "hidden": positive_int("hidden", params["hidden"]),
-            "depth": positive_int("depth", params.get("depth", 2)),
-        }
-
     def _flow_factory(self, event_shape, params: dict, pinned=None):
         kind = choice("flow", params.get("flow", "conv"), ("conv", "mlp"))
-        kwargs = self._flow_kwargs(params)
+        kwargs = backbone_kwargs(params)
         if kind == "conv":
             kernel = positive_int("kernel", params.get("kernel", 3))
             linear = bool(params.get("linear", False))
