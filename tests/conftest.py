@@ -25,3 +25,23 @@ def perturb(module: torch.nn.Module, scale: float = 0.3, seed: int = 0) -> None:
     with torch.no_grad():
         for p in module.parameters():
             p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+
+
+def jacobian_logdet(fn, z, free=None):
+    """log|det dfn/dz| per sample from the dense autograd Jacobian.
+
+    ``free`` (a 0/1 mask of the field) restricts it to the entries a map actually moves, for
+    flows that pin some components.
+    """
+    out = []
+    for zi in z:
+        jac = torch.autograd.functional.jacobian(
+            lambda v: fn(v.unsqueeze(0))[0][0], zi, vectorize=True
+        )
+        d = zi.numel()
+        jac = jac.reshape(d, d)
+        if free is not None:
+            idx = free.reshape(-1).nonzero().squeeze(-1)
+            jac = jac[idx][:, idx]
+        out.append(torch.linalg.slogdet(jac).logabsdet)
+    return torch.stack(out)

@@ -2,20 +2,10 @@
 
 import pytest
 import torch
-from conftest import perturb
+from conftest import jacobian_logdet, perturb
 
 from sesamo_lab.flows import AffineCoupling, ElementwiseAffine, MLPConditioner, realnvp
 from sesamo_lab.prior import StandardNormal
-
-
-def jacobian_logdet(fn, z):
-    """log|det dfn/dz| per sample from the dense autograd Jacobian."""
-    out = []
-    for zi in z:
-        jac = torch.autograd.functional.jacobian(lambda v: fn(v.unsqueeze(0))[0][0], zi)
-        d = zi.numel()
-        out.append(torch.linalg.slogdet(jac.reshape(d, d)).logabsdet)
-    return torch.stack(out)
 
 
 @pytest.mark.parametrize("shape", [(2,), (5,), (3, 4)])

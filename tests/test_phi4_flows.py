@@ -4,27 +4,12 @@ import math
 
 import pytest
 import torch
-from conftest import perturb
+from conftest import jacobian_logdet, perturb
 
 from sesamo_lab.lattice_flows import checkerboard, lattice_realnvp
 from sesamo_lab.metrics import density_self_consistency
 from sesamo_lab.penalty import BijectivityPenalty
 from sesamo_lab.u1 import PiecewiseLinearAngle, U1SliceSESaMo, UniformAngle, pinned_slot
-
-
-def jacobian_logdet(fn, z, free=None):
-    out = []
-    for zi in z:
-        jac = torch.autograd.functional.jacobian(
-            lambda v: fn(v.unsqueeze(0))[0][0], zi, vectorize=True
-        )
-        d = zi.numel()
-        jac = jac.reshape(d, d)
-        if free is not None:
-            idx = free.reshape(-1).nonzero().squeeze(-1)
-            jac = jac[idx][:, idx]
-        out.append(torch.linalg.slogdet(jac).logabsdet)
-    return torch.stack(out)
 
 
 @pytest.mark.parametrize("shape", [(4, 4), (2, 2, 3), (3, 5)])
