@@ -197,7 +197,7 @@ class Dashboard:
         self.w_train.on_click(self._on_train)
         self.w_stop.on_click(self._on_stop)
         self.w_target.observe(self._on_target, names="value")
-        for w in (
+        settings = (
             self.w_model,
             self.w_group,
             self.w_symmetry,
@@ -206,7 +206,8 @@ class Dashboard:
             self.w_batch,
             self.w_lr,
             self.w_seed,
-        ):
+        )
+        for w in settings:
             w.observe(self._on_setting, names="value")
         self._apply_preset(preset)
 
@@ -214,14 +215,7 @@ class Dashboard:
             [
                 W.HTML("<b>SESaMo live</b>"),
                 self.w_target,
-                self.w_model,
-                self.w_group,
-                self.w_symmetry,
-                self.w_breaking,
-                self.w_steps,
-                self.w_batch,
-                self.w_lr,
-                self.w_seed,
+                *settings,
                 W.HBox([self.w_train, self.w_stop]),
                 self.w_progress,
                 self.w_message,

@@ -225,19 +225,13 @@ class RealFieldView(LiveView):
     def figure(self, x, model, title):
         flat = x.reshape(x.shape[0], -1).double().cpu()
         mag = flat.mean(-1).numpy()
-        fig = Figure(figsize=(6.4, 3.0))
-        fig.subplots_adjust(**_MARGINS, wspace=0.25)
-        ax_m, ax_f = fig.subplots(1, 2)
+        fig, (ax_m, ax_f) = _two_panels()
         ax_m.hist(mag, bins=60, density=True, color="C0")
         ax_m.set_title("magnetisation M/V", fontsize=10)
         vals = flat.flatten().numpy()
         ax_f.hist(vals[:200_000], bins=80, density=True, color="C3")
         ax_f.set_title("field values $\\phi_x$", fontsize=10)
-        for ax in (ax_m, ax_f):
-            ax.tick_params(labelsize=8)
-        if title:
-            fig.suptitle(title, fontsize=10)
-        return fig
+        return _finish(fig, (ax_m, ax_f), title)
 
 
 class ComplexFieldView(LiveView):
@@ -256,19 +250,13 @@ class ComplexFieldView(LiveView):
         re, im = (t.double().cpu() for t in self.split(x))
         m_re, m_im = re.mean(-1).numpy(), im.mean(-1).numpy()
         r = float(np.quantile(np.hypot(m_re, m_im), 0.995)) * 1.15 + 1e-6
-        fig = Figure(figsize=(6.4, 3.0))
-        fig.subplots_adjust(**_MARGINS, wspace=0.25)
-        ax_m, ax_a = fig.subplots(1, 2)
+        fig, (ax_m, ax_a) = _two_panels()
         ax_m.hist2d(m_re, m_im, bins=60, range=[[-r, r], [-r, r]], cmap="magma")
         ax_m.set_aspect("equal")
         ax_m.set_title("M/V in the complex plane", fontsize=10)
         ax_a.hist(np.hypot(re, im).flatten().numpy()[:200_000], bins=80, density=True, color="C3")
         ax_a.set_title("$|\\phi_x|$", fontsize=10)
-        for ax in (ax_m, ax_a):
-            ax.tick_params(labelsize=8)
-        if title:
-            fig.suptitle(title, fontsize=10)
-        return fig
+        return _finish(fig, (ax_m, ax_a), title)
 
 
 def plane_extent(target: Target) -> float:
@@ -297,3 +285,18 @@ def view_for(target: Target) -> LiveView:
 def sample_figure(model: SamplingModel, target: Target, n: int = 20_000, title: str = "") -> Figure:
     """The dashboard's picture of ``n`` samples as a Figure (for notebooks: ``display(fig)``)."""
     return view_for(target).figure(finite_samples(model, n), model, title)
+
+
+def _two_panels() -> tuple[Figure, tuple]:
+    """The side-by-side layout shared by the lattice-field views."""
+    fig = Figure(figsize=(6.4, 3.0))
+    fig.subplots_adjust(**_MARGINS, wspace=0.25)
+    return fig, tuple(fig.subplots(1, 2))
+
+
+def _finish(fig: Figure, axes, title: str | None) -> Figure:
+    for ax in axes:
+        ax.tick_params(labelsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -45,3 +45,13 @@ def jacobian_logdet(fn, z, free=None):
             jac = jac[idx][:, idx]
         out.append(torch.linalg.slogdet(jac).logabsdet)
     return torch.stack(out)
+
+
+def assert_bijection(flow, z, rtol: float, inverse_rtol: float | None = None) -> None:
+    """forward's log-det equals the autograd Jacobian's, and inverse undoes forward exactly."""
+    x, ld = flow(z)
+    torch.testing.assert_close(ld, jacobian_logdet(flow, z), rtol=rtol, atol=rtol)
+    z_back, ld_inv = flow.inverse(x)
+    tol = inverse_rtol if inverse_rtol is not None else rtol
+    torch.testing.assert_close(z_back, z, rtol=tol, atol=tol)
+    torch.testing.assert_close(ld_inv, -ld, rtol=rtol, atol=rtol)
