@@ -73,6 +73,7 @@ class AffineCoupling(nn.Module):
     With a binary mask m (1 = frozen, 0 = transformed):
         x = m*z + (1-m) * (z * exp(s(m*z)) + t(m*z)),   log|det dx/dz| = sum (1-m) s.
     The raw scale is soft-clamped, s = c * tanh(s_raw / c), so one bad step cannot overflow exp.
+    A conditioner with a ``reference(frozen)`` method scales about that point instead of 0.
     """
 
     def __init__(self, mask: torch.Tensor, conditioner: nn.Module, scale_clamp: float = 3.0):
@@ -85,7 +86,14 @@ class AffineCoupling(nn.Module):
         s, t = self.conditioner(frozen)
         c = self.scale_clamp
         free = 1 - self.mask
-        return free * c * torch.tanh(s / c), free * t
+        s = free * c * torch.tanh(s / c)
+        # A conditioner may name a reference point r (a function of the frozen entries) about
+        # which to scale: x = r + (z − r) e^s + t, i.e. the shift t + r (1 − e^s).
+        reference = getattr(self.conditioner, "reference", None)
+        r = reference(frozen) if reference is not None else None
+        if r is not None:
+            t = t + r * (1 - s.exp())
+        return s, free * t
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.mask.to(z.dtype)

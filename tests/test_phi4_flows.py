@@ -4,12 +4,19 @@ import math
 
 import pytest
 import torch
-from conftest import assert_bijection, jacobian_logdet, perturb
+from conftest import assert_bijection, perturb
 
-from sesamo_lab.lattice_flows import checkerboard, lattice_realnvp
+from sesamo_lab.flows import Flow
+from sesamo_lab.lattice_flows import (
+    ChannelShift,
+    FourierScaling,
+    checkerboard,
+    lattice_realnvp,
+    slice_flow,
+)
 from sesamo_lab.metrics import density_self_consistency
 from sesamo_lab.penalty import BijectivityPenalty
-from sesamo_lab.u1 import PiecewiseLinearAngle, U1SliceSESaMo, UniformAngle, pinned_slot
+from sesamo_lab.u1 import PiecewiseLinearAngle, U1SliceSESaMo, UniformAngle, rotate
 
 
 @pytest.mark.parametrize("shape", [(4, 4), (2, 2, 3), (3, 5)])
@@ -34,28 +41,60 @@ def test_lattice_flow_identity_at_init_and_translation_equivariant(f64):
     assert checkerboard(2, 2).tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
 
-def test_pinned_entry_stays_zero_and_is_excluded_from_logdet(f64):
+def test_lattice_flow_with_linear_layer_logdet(f64):
     torch.manual_seed(2)
-    pinned = pinned_slot(3, 4)
-    flow = lattice_realnvp((2, 3, 4), couplings=4, hidden=6, pinned=pinned, linear=True)
+    flow = lattice_realnvp((2, 3, 4), couplings=4, hidden=6, linear=True)
     perturb(flow, 0.3)
-    z = torch.randn(2, 2, 3, 4) * (1 - pinned)
+    assert_bijection(flow, torch.randn(2, 2, 3, 4), rtol=1e-8, inverse_rtol=1e-7)
+
+
+def test_fourier_scaling_is_real_symmetric_and_has_the_right_logdet(f64):
+    torch.manual_seed(3)
+    layer = FourierScaling((2, 3, 4), fixed_zero_mode=(1,))
+    with torch.no_grad():
+        layer.theta.normal_(0, 0.5)
+    flow = Flow([layer])
+    assert_bijection(flow, torch.randn(3, 2, 3, 4), rtol=1e-10, inverse_rtol=1e-10)
+    z = torch.randn(3, 2, 3, 4)
+    x, _ = flow(z)
+    # translation invariant, and the zero mode of channel 1 passes unchanged
+    torch.testing.assert_close(
+        flow(torch.roll(z, (1, 3), dims=(2, 3)))[0], torch.roll(x, (1, 3), dims=(2, 3))
+    )
+    torch.testing.assert_close(x[:, 1].mean((-2, -1)), z[:, 1].mean((-2, -1)))
+    assert not torch.allclose(x[:, 0].mean((-2, -1)), z[:, 0].mean((-2, -1)))
+
+
+@pytest.mark.parametrize("lattice", [(4, 4), (3, 4)])
+def test_slice_flow_logdet_and_shift_equivariance_in_channel_1(f64, lattice):
+    """F(w + c e) = F(w) + c e for e = constant on channel 1: the slice model's requirement."""
+    torch.manual_seed(4)
+    flow = slice_flow(lattice, couplings=4, hidden=6)
+    perturb(flow, 0.2)
+    z = torch.randn(3, 2, *lattice)
+    assert_bijection(flow, z, rtol=1e-8, inverse_rtol=1e-7)
     x, ld = flow(z)
-    assert torch.all(x[:, 1, -1, -1] == 0)
-    torch.testing.assert_close(ld, jacobian_logdet(flow, z, free=1 - pinned))
-    z_back, ld_inv = flow.inverse(x)
-    torch.testing.assert_close(z_back, z, rtol=1e-7, atol=1e-7)
-    torch.testing.assert_close(ld_inv, -ld)
+    e = torch.zeros(2, *lattice)
+    e[1] = 1.0
+    x_shifted, ld_shifted = flow(z + 0.7 * e)
+    torch.testing.assert_close(x_shifted, x + 0.7 * e)
+    torch.testing.assert_close(ld_shifted, ld)
+    # a constant on channel 0 is not special: the output does change beyond a shift
+    x_a, _ = flow(z + 0.7 * (1 - e))
+    assert not torch.allclose(x_a, x + 0.7 * (1 - e), atol=1e-3)
+    if lattice[0] % 2 == 0 and lattice[1] % 2 == 0:
+        rolled, _ = flow(torch.roll(z, (2, 2), dims=(2, 3)))
+        torch.testing.assert_close(rolled, torch.roll(x, (2, 2), dims=(2, 3)))
 
 
 def _u1_model(lattice, angle, seed):
     torch.manual_seed(seed)
-    flow = lattice_realnvp(
-        (2, *lattice), couplings=2, hidden=4, pinned=pinned_slot(*lattice), linear=True
-    )
+    flow = slice_flow(lattice, couplings=2, hidden=4)
     perturb(flow, 0.05, seed)
     with torch.no_grad():
-        flow.layers[-2].shift[0].add_(1.2)  # most slice samples have Re M > 0
+        for mod in flow.modules():
+            if isinstance(mod, ChannelShift):
+                mod.shift[0].add_(1.2)  # most slice samples have Re M > 0
     return U1SliceSESaMo(flow, lattice, angle, BijectivityPenalty()).double()
 
 
@@ -78,6 +117,19 @@ def test_u1_log_density_round_trip(broken):
         d = model.draw(500)
         inside = ~d.outside
         torch.testing.assert_close(model.log_prob(d.x)[inside], d.log_q[inside])
+
+
+def test_u1_log_density_has_the_targets_symmetries(f64):
+    """Exact U(1): q is invariant under a global phase and checkerboard-preserving shifts."""
+    model = _u1_model((4, 4), UniformAngle(), 8)
+    perturb(model.flow, 0.2, 8)
+    with torch.no_grad():
+        x = model.draw(300).x
+        lq = model.log_prob(x)
+        torch.testing.assert_close(model.log_prob(torch.roll(x, (2, 0), dims=(2, 3))), lq)
+        torch.testing.assert_close(model.log_prob(torch.roll(x, (1, 1), dims=(2, 3))), lq)
+        phase = torch.full((len(x),), 2.1, dtype=x.dtype)
+        torch.testing.assert_close(model.log_prob(rotate(x, phase)), lq)
 
 
 @pytest.mark.parametrize("broken", [False, True])

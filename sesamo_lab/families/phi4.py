@@ -24,7 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..flows import ElementwiseAffine, realnvp
-from ..lattice_flows import MaskedElementwiseAffine, lattice_realnvp
+from ..lattice_flows import ChannelAffine, ChannelShift, lattice_realnvp, slice_flow
 from ..metrics import ess
 from ..model_kinds import ModelSpec
 from ..models import SamplingModel
@@ -41,7 +41,7 @@ from ..presets import (
     register_preset,
 )
 from ..targets.phi4 import ComplexPhi4, RealPhi4, make_phi4
-from ..u1 import PiecewiseLinearAngle, U1SliceSESaMo, UniformAngle, pinned_slot
+from ..u1 import PiecewiseLinearAngle, U1SliceSESaMo, UniformAngle
 from ..validation import ConfigError, choice, positive_int
 
 SYMMETRIES = {"real": ("Z2", "none"), "complex": ("U1", "none")}
@@ -98,18 +98,25 @@ class Phi4Family(Family):
             return [k for k in ("sesamo", "realnvp", "vmonf") if k in registered]
         return super().model_kinds()
 
-    def _flow_factory(self, event_shape, params: dict, pinned=None):
+    def _flow_factory(self, event_shape, params: dict):
         kind = choice("flow", params.get("flow", "conv"), ("conv", "mlp"))
         kwargs = backbone_kwargs(params)
         if kind == "conv":
             kernel = positive_int("kernel", params.get("kernel", 3))
             linear = bool(params.get("linear", False))
-            return lambda: lattice_realnvp(
-                event_shape, kernel=kernel, pinned=pinned, linear=linear, **kwargs
-            )
-        if pinned is not None:
-            raise ConfigError("flow 'mlp' is not available for the U(1) slice model; use conv")
+            return lambda: lattice_realnvp(event_shape, kernel=kernel, linear=linear, **kwargs)
         return lambda: realnvp(event_shape, **kwargs)
+
+    def _slice_flow(self, target, params: dict):
+        """The U(1) slice model's flow (translation invariant, β only up to a constant)."""
+        if choice("flow", params.get("flow", "conv"), ("conv", "mlp")) != "conv":
+            raise ConfigError("flow 'mlp' is not available for the U(1) slice model; use conv")
+        return slice_flow(
+            (target.lt, target.lx),
+            kernel=positive_int("kernel", params.get("kernel", 3)),
+            site_couplings=bool(params.get("site_couplings", True)),
+            **backbone_kwargs(params),
+        )
 
     def model_spec(self, target, params: dict) -> ModelSpec:
         if target.complex_field:
@@ -136,8 +143,7 @@ class Phi4Family(Family):
         if target.complex_field and kind == "sesamo":
             if check_symmetry(params, self.field) == "none":
                 raise ConfigError("model 'sesamo' needs symmetry U1 for the complex field")
-            pinned = pinned_slot(target.lt, target.lx)
-            flow = self._flow_factory(target.event_shape, params, pinned)()
+            flow = self._slice_flow(target, params)
             learned = modulation_is_learned(params, target.breaking)
             angle = (
                 PiecewiseLinearAngle(positive_int("angle_nodes", params.get("angle_nodes", 64)))
@@ -175,7 +181,7 @@ class Phi4Family(Family):
 
 
 def warm_start(model: SamplingModel, target) -> None:
-    """Start the final elementwise affine at the mean-field vacuum: shift = +v on Re φ.
+    """Start the final shift at the mean-field vacuum: +v on φ (real) or on Re φ (complex).
 
     v = |φ| at the minimum of the constant-field potential. SESaMo's Ω is {M ≥ 0} (real) or
     {Re M > 0} (complex slice), so the positive vacuum starts (almost) all samples inside Ω; a
@@ -184,11 +190,8 @@ def warm_start(model: SamplingModel, target) -> None:
     v = target.minimum_field()
     with torch.no_grad():
         for mod in model.modules():
-            if isinstance(mod, MaskedElementwiseAffine):
-                if mod.shift.shape[0] == 2:
-                    mod.shift[0].fill_(v)
-                else:
-                    mod.shift.fill_(v)
+            if isinstance(mod, (ChannelAffine, ChannelShift)):
+                mod.shift[0].fill_(v)
             elif isinstance(mod, ElementwiseAffine):
                 shift = mod.shift.reshape(-1) if not target.complex_field else mod.shift[0]
                 shift.fill_(v)
@@ -398,6 +401,7 @@ _COMMON = {
     "kernel": 3,
     "angle_nodes": 64,
     "linear": True,
+    "site_couplings": True,
     "penalty_strength": 1000.0,
     "penalty_sharpness": 0.1,
 }
@@ -447,7 +451,7 @@ _preset(
     f"complex phi^4 8x8, {_ORDERED}, h=0: exact U(1) by the slice construction",
     "8x8",
     0.0,
-    4400,
+    5000,
     192,
     2e-3,
 )
@@ -457,7 +461,7 @@ _preset(
     f"complex phi^4 8x8, {_ORDERED}, h=0.01: broken U(1), learned angle density (peak 225 deg)",
     "8x8",
     0.01,
-    4400,
+    5000,
     192,
     2e-3,
 )
@@ -479,7 +483,7 @@ _preset(
     0.0,
     400,
     256,
-    8e-3,  # measured: ESS 0.79 -> 0.90 (exact), 0.77 -> 0.88 (broken) at 400 steps
+    8e-3,  # measured (docs/phi4.md): ESS 0.94 (exact), 0.92 (broken) at 400 steps, ~20 s
 )
 _preset(
     "complex-phi4-broken-4x4",
@@ -489,7 +493,7 @@ _preset(
     0.04,
     400,
     256,
-    8e-3,  # measured: ESS 0.79 -> 0.90 (exact), 0.77 -> 0.88 (broken) at 400 steps
+    8e-3,  # measured (docs/phi4.md): ESS 0.94 (exact), 0.92 (broken) at 400 steps, ~20 s
     # 400 steps are too few for the angle density at the default 5 x lr; a faster rate for it
     # lets p_b(α) match the reweighted target within the classroom budget.
     train_options={"modulation_lr": 0.04},
