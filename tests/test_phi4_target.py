@@ -151,6 +151,12 @@ def test_symmetry_the_field_lacks_is_refused():
         prepare_run("complex-phi4-4x4", overrides={"symmetry": "Z2"})
 
 
+def test_u1_slice_model_needs_two_sites():
+    with pytest.raises(ConfigError, match="lattice must have at least 2 sites"):
+        prepare_run("complex-phi4-4x4", overrides={"lattice": "1x1"})
+    prepare_run("complex-phi4-4x4", overrides={"lattice": "1x2"})
+
+
 def test_complex_family_lists_only_applicable_models():
     assert get_family("phi4c").model_kinds() == ["sesamo", "realnvp", "vmonf"]
     with pytest.raises(ConfigError, match="canonical"):

@@ -109,6 +109,11 @@ class Phi4Family(Family):
 
     def _slice_flow(self, target, params: dict):
         """The U(1) slice model's flow (translation invariant, β only up to a constant)."""
+        if target.lt * target.lx < 2:
+            raise ConfigError(
+                f"lattice must have at least 2 sites for the U(1) slice model, "
+                f"got {target.lattice_label()}"
+            )
         if choice("flow", params.get("flow", "conv"), ("conv", "mlp")) != "conv":
             raise ConfigError("flow 'mlp' is not available for the U(1) slice model; use conv")
         return slice_flow(
