@@ -25,10 +25,10 @@ so log q_c(c) = log q_U(y) + ½ log V.
 Why not simply pin b_V = −Σ_{j<V} b_j and let the flow produce the rest? The target is invariant
 under lattice translations, and so is this construction (exactly for the shifts that preserve the
 checkerboard: the conditioners are circular convolutions and the global linear layer is a
-Fourier scaling). An earlier version pinned one site (β_j = b_j − b_V); that singles out a site,
-its log q changed by ≈ 1.1 (standard deviation) under a one-site shift of its own samples, and it
-plateaued at ESS ≈ 0.75 on the 8×8 preset, against 0.92 for this construction after half the
-training steps (docs/phi4.md).
+Fourier scaling). An earlier version pinned one site (β_j = b_j − b_V); that singles out a site:
+its log q changed by 1.1–1.2 (standard deviation) when its own samples were shifted by lattice
+sites, and it plateaued at ESS ≈ 0.75 on the 8×8 preset, against 0.92 for this construction after
+half the training steps (docs/phi4.md).
 
 The angle density p_b:
 * exact U(1): uniform, 1/(2π), no parameters (``UniformAngle``);
