@@ -578,18 +578,31 @@ def _density_panels(comp: Comparison, samples: dict[str, torch.Tensor]) -> Figur
     return fig
 
 
+def _histogram_quantity(target, shaped: torch.Tensor) -> torch.Tensor:
+    """M/V of a real field, arg M in degrees of a complex one (the quantity its symmetry moves)."""
+    if getattr(target, "complex_field", False):
+        parts = shaped.reshape(shaped.shape[0], 2, -1).sum(-1)
+        return torch.rad2deg(torch.remainder(torch.atan2(parts[:, 1], parts[:, 0]), 2 * math.pi))
+    return shaped.reshape(shaped.shape[0], -1).mean(-1)
+
+
 def _histogram_panels(comp: Comparison, samples: dict[str, torch.Tensor]) -> Figure:
     target = comp.target
+    complex_field = getattr(target, "complex_field", False)
     panels = list(samples.items())
     fig = Figure(figsize=(3.4 * len(panels) + 0.5, 3.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels), sharex=True, sharey=True))
-    all_m = torch.cat([x.mean(-1) for x in samples.values()])
-    lim = float(all_m.abs().max()) * 1.05 + 1e-9
-    bins = np.linspace(-lim, lim, 81)
-    for ax, (kind, x) in zip(axes, panels, strict=True):
+    shaped_all = {k: x.reshape(-1, *target.event_shape) for k, x in panels}
+    values = {k: _histogram_quantity(target, x) for k, x in shaped_all.items()}
+    if complex_field:
+        bins = np.linspace(0.0, 360.0, 73)
+    else:
+        lim = float(torch.cat(list(values.values())).abs().max()) * 1.05 + 1e-9
+        bins = np.linspace(-lim, lim, 81)
+    for ax, (kind, _) in zip(axes, panels, strict=True):
         model = comp.results[kind].model
-        m = x.mean(-1).numpy()
-        shaped = x.reshape(-1, *target.event_shape)
+        shaped = shaped_all[kind]
+        m = values[kind].numpy()
         lq = torch.cat([model.log_prob(c.to(model.dtype)).double() for c in shaped.split(5000)])
         act = torch.cat([target.action(c.to(model.dtype)).double() for c in shaped.split(5000)])
         lw = -act - lq
@@ -598,10 +611,11 @@ def _histogram_panels(comp: Comparison, samples: dict[str, torch.Tensor]) -> Fig
         ax.hist(m, bins=bins, density=True, histtype="step", lw=1.4, label="q samples")
         ax.hist(m, bins=bins, weights=w, density=True, histtype="step", lw=1.4, label="reweighted")
         ax.set_title(kind)
-        ax.set_xlabel("M / V")
+        ax.set_xlabel("arg M (degrees)" if complex_field else "M / V")
     axes[0].set_ylabel("density")
     axes[0].legend(fontsize="small")
-    fig.suptitle(f"{comp.preset}: magnetisation per site of each method (seed 0)")
+    what = "angle of the magnetisation" if complex_field else "magnetisation per site"
+    fig.suptitle(f"{comp.preset}: {what} of each method (seed 0)")
     return fig
 
 

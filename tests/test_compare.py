@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sesamo_lab.cli import main
-from sesamo_lab.compare import equal_mass_limit, mean_stderr, parse_models
+from sesamo_lab.compare import _histogram_quantity, equal_mass_limit, mean_stderr, parse_models
 from sesamo_lab.metrics import ess
 from sesamo_lab.presets import get_family
 from sesamo_lab.validation import ConfigError
@@ -27,6 +27,24 @@ def test_equal_mass_limit_formula_and_monte_carlo():
     # exact symmetry: no loss at all
     flat = equal_mass_limit(np.full(8, 0.125))
     assert flat["ess"] == pytest.approx(1.0) and flat["kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_histogram_quantity_is_m_per_site_or_the_angle_of_m():
+    from sesamo_lab.targets.phi4 import ComplexPhi4, RealPhi4
+    from sesamo_lab.u1 import rotate
+
+    g = torch.Generator().manual_seed(1)
+    real = RealPhi4("3x4", 0.3, 0.02)
+    phi = torch.randn(5, 3, 4, generator=g)
+    torch.testing.assert_close(_histogram_quantity(real, phi), phi.mean((-2, -1)))
+    cplx = ComplexPhi4("3x4", 0.3, 0.02)
+    x = torch.randn(5, 2, 3, 4, generator=g, dtype=torch.float64)
+    angle = _histogram_quantity(cplx, x)
+    assert torch.all((angle >= 0) & (angle < 360))
+    turned = _histogram_quantity(cplx, rotate(x, torch.full((5,), math.radians(40.0))))
+    torch.testing.assert_close(
+        torch.remainder(turned - angle, 360.0), torch.full((5,), 40.0, dtype=torch.float64)
+    )
 
 
 def test_parse_models_and_mean_stderr():
