@@ -207,10 +207,21 @@ def reweighted_sector_stats(
     _, s = split_element(u, nx)
     rel_bits = ((s.unsqueeze(-1) >> torch.arange(nx - 1)) & 1).double()
 
-    def weighted(indicator: torch.Tensor) -> tuple[list[float], list[float]]:
+    def compared(indicator: torch.Tensor, learned: list[float] | None) -> dict:
+        """Sample frequency under q, the reweighted target mean ± its delta-method error, and
+        the model's learned probabilities where it has them."""
         mean = (w.unsqueeze(-1) * indicator).sum(0)
         err = ((w.unsqueeze(-1) ** 2) * (indicator - mean) ** 2).sum(0).sqrt()
-        return mean.tolist(), err.tolist()
+        row = {
+            "model": indicator.mean(0).tolist(),
+            "reweighted": mean.tolist(),
+            "reweighted_stderr": err.tolist(),
+        }
+        if learned is not None:
+            row["learned"] = learned
+        return row
+
+    mod = getattr(model, "modulation", None)
 
     out: dict = {
         "n_samples": n,
@@ -222,26 +233,16 @@ def reweighted_sector_stats(
         },
     }
     if nx > 1:
-        rw, rw_err = weighted(rel_bits)
-        out["flip_marginals"] = {
-            "model": rel_bits.mean(0).tolist(),
-            "reweighted": rw,
-            "reweighted_stderr": rw_err,
-        }
-        mod = getattr(model, "modulation", None)
-        if mod is not None and hasattr(mod, "flip_probs"):
-            out["flip_marginals"]["learned"] = mod.flip_probs().double().cpu().tolist()
+        learned = mod.flip_probs().double().cpu().tolist() if hasattr(mod, "flip_probs") else None
+        out["flip_marginals"] = compared(rel_bits, learned)
     if 2 ** (nx - 1) <= MAX_BAR_SUBSETS:
         one_hot = torch.nn.functional.one_hot(s, 2 ** (nx - 1)).double()
-        rw, rw_err = weighted(one_hot)
-        out["subset_weights"] = {
-            "model": one_hot.mean(0).tolist(),
-            "reweighted": rw,
-            "reweighted_stderr": rw_err,
-        }
-        mod = getattr(model, "modulation", None)
-        if mod is not None and hasattr(mod, "subset_log_probs"):
-            out["subset_weights"]["learned"] = mod.subset_log_probs().exp().double().tolist()
+        learned = (
+            mod.subset_log_probs().exp().double().cpu().tolist()
+            if hasattr(mod, "subset_log_probs")
+            else None
+        )
+        out["subset_weights"] = compared(one_hot, learned)
     return out
 
 

@@ -119,7 +119,6 @@ class Phi4Family(Family):
         return slice_flow(
             (target.lt, target.lx),
             kernel=positive_int("kernel", params.get("kernel", 3)),
-            site_couplings=bool(params.get("site_couplings", True)),
             **backbone_kwargs(params),
         )
 
@@ -406,7 +405,6 @@ _COMMON = {
     "kernel": 3,
     "angle_nodes": 64,
     "linear": True,
-    "site_couplings": True,
     "penalty_strength": 1000.0,
     "penalty_sharpness": 0.1,
 }
